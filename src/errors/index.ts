@@ -52,6 +52,7 @@ export class IdentityError extends Error {
     Object.defineProperty(this, brand, { value: true });
   }
 
+  /** Always `'IdentityError'`. */
   override get name(): string {
     return 'IdentityError';
   }
