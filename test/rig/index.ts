@@ -5,4 +5,5 @@ export { compileRego, extractFromBundle, opaEval, opaEvalMany } from './opa.js';
 export { freePort, run, runOk, waitFor } from './proc.js';
 export type { AuthorityIds, Entry, EntryOptions, SpireRig, StartSpireOptions } from './spire.js';
 export { startSpire } from './spire.js';
-export { OPA_VERSION, SPIRE_VERSION, toolPaths } from './tools.js';
+export { OPA_VERSION, opaPath, SPIRE_VERSION, spirePaths, toolPaths } from './tools.js';
+export { useSpire } from './vitest.js';

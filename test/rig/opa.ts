@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { run, runOk } from './proc.js';
-import { toolPaths } from './tools.js';
+import { opaPath } from './tools.js';
 
 /** Rego sources by file name (e.g. `{ 'authz.rego': 'package authz ...' }`), or paths on disk. */
 export type RegoFiles = Readonly<Record<string, string>> | readonly string[];
@@ -43,7 +43,7 @@ export async function compileRego(
   entrypoints: readonly string[],
   opts: CompileOptions = {},
 ): Promise<Uint8Array> {
-  const { opa } = toolPaths();
+  const opa = opaPath();
   const dir = mkdtempSync(join(tmpdir(), 'tk-opa-'));
   try {
     const inputs = materialize(files, dir);
@@ -106,7 +106,7 @@ export async function opaEvalMany(
   inputs: readonly unknown[],
   opts: { data?: unknown } = {},
 ): Promise<unknown[]> {
-  const { opa } = toolPaths();
+  const opa = opaPath();
   const dir = mkdtempSync(join(tmpdir(), 'tk-opa-e-'));
   try {
     const sources = materialize(files, dir);

@@ -1,12 +1,14 @@
 /**
  * A real SPIRE deployment for tests: one spire-server and one spire-agent on loopback in a fresh
- * temporary directory (join-token node attestation, unix workload attestor, in-memory keys,
- * sqlite, 1 s sync intervals). Several may run at once; each owns its ports and directory.
+ * temporary directory (join-token node attestation, unix workload attestor, sqlite, 1 s sync
+ * intervals). The agent keeps its keys in memory; the server keeps its CA keys on disk in the
+ * temp directory, so that a server restart keeps its CA (a memory key manager would mint a new
+ * CA that running agents do not trust yet, and they could no longer sync). Several may run at once; each owns its ports and directory.
  */
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Daemon, freePort, run, runOk, tail, waitFor } from './proc.js';
-import { toolPaths } from './tools.js';
+import { spirePaths } from './tools.js';
 
 export interface StartSpireOptions {
   /** Trust domain name; default `example.org`. */
@@ -147,7 +149,7 @@ plugins {
     }
   }
   NodeAttestor "join_token" { plugin_data {} }
-  KeyManager "memory" { plugin_data {} }
+  KeyManager "disk" { plugin_data { keys_path = "${o.dir}/s/data/keys.json" } }
 }
 `;
 }
@@ -177,7 +179,7 @@ interface EntryJson {
 
 /** Starts a real spire-server and spire-agent and waits until both are healthy. */
 export async function startSpire(options: StartSpireOptions = {}): Promise<SpireRig> {
-  const tools = toolPaths();
+  const tools = spirePaths();
   const td = options.trustDomain ?? 'example.org';
   const tdId = `spiffe://${td}`;
   // Unix socket paths must fit in 108 bytes: keep the base short.
@@ -239,6 +241,9 @@ export async function startSpire(options: StartSpireOptions = {}): Promise<Spire
     );
 
   const startAgentWithToken = async (): Promise<void> => {
+    // The agent keeps its key in memory, so every start re-attests: give it the server's current
+    // bundle (the CA may have rotated since the last start) and a fresh single-use join token.
+    writeFileSync(join(dir, 'bootstrap.pem'), await rig.bundle('pem'));
     const tokenOut = await serverCli([
       'token',
       'generate',
@@ -440,7 +445,6 @@ export async function startSpire(options: StartSpireOptions = {}): Promise<Spire
   try {
     server.start();
     await waitServerHealthy();
-    writeFileSync(join(dir, 'bootstrap.pem'), await rig.bundle('pem'));
     await startAgentWithToken();
   } catch (err) {
     const kept = rig.keepLogs();

@@ -11,7 +11,16 @@ export const SPIRE_VERSION = '1.13.3';
 export const OPA_VERSION = '1.22.2';
 
 function cacheDir(): string {
-  return process.env.TACHIKOMA_TOOLS_CACHE ?? join(homedir(), '.cache', 'tachikoma-testbin');
+  return process.env['TACHIKOMA_TOOLS_CACHE'] ?? join(homedir(), '.cache', 'tachikoma-testbin');
+}
+
+function mustExist(path: string): string {
+  if (!existsSync(path)) {
+    throw new Error(
+      `test rig: ${path} is missing; run \`npm run tools\` (builds SPIRE ${SPIRE_VERSION} and OPA ${OPA_VERSION} with Go)`,
+    );
+  }
+  return path;
 }
 
 export interface ToolPaths {
@@ -20,21 +29,21 @@ export interface ToolPaths {
   opa: string;
 }
 
-/** Paths of the three binaries; throws naming the missing one and the command that builds it. */
-export function toolPaths(): ToolPaths {
-  const spireDir = process.env.SPIRE_BIN_DIR ?? join(cacheDir(), `spire-${SPIRE_VERSION}`);
-  const opa = process.env.OPA_BIN ?? join(cacheDir(), `opa-${OPA_VERSION}`, 'opa');
-  const paths = {
-    spireServer: join(spireDir, 'spire-server'),
-    spireAgent: join(spireDir, 'spire-agent'),
-    opa,
+/** Paths of spire-server and spire-agent; throws naming the missing one and the command that builds it. */
+export function spirePaths(): { spireServer: string; spireAgent: string } {
+  const dir = process.env['SPIRE_BIN_DIR'] ?? join(cacheDir(), `spire-${SPIRE_VERSION}`);
+  return {
+    spireServer: mustExist(join(dir, 'spire-server')),
+    spireAgent: mustExist(join(dir, 'spire-agent')),
   };
-  for (const p of Object.values(paths)) {
-    if (!existsSync(p)) {
-      throw new Error(
-        `test rig: ${p} is missing; run \`npm run tools\` (builds SPIRE ${SPIRE_VERSION} and OPA ${OPA_VERSION} with Go)`,
-      );
-    }
-  }
-  return paths;
+}
+
+/** Path of the opa binary; throws naming it and the command that builds it. */
+export function opaPath(): string {
+  return mustExist(process.env['OPA_BIN'] ?? join(cacheDir(), `opa-${OPA_VERSION}`, 'opa'));
+}
+
+/** All three paths. */
+export function toolPaths(): ToolPaths {
+  return { ...spirePaths(), opa: opaPath() };
 }
