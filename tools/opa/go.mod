@@ -1,6 +1,6 @@
 module tachikoma.invalid/testtools/opa
 
-go 1.26.8
+go 1.26.0
 
 tool github.com/open-policy-agent/opa
 

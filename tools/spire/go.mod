@@ -1,6 +1,6 @@
 module tachikoma.invalid/testtools/spire
 
-go 1.26.8
+go 1.25.3
 
 tool (
 	github.com/spiffe/spire/cmd/spire-agent
