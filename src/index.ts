@@ -15,5 +15,7 @@
  * @packageDocumentation
  */
 
+export * from './bundle/index.js';
 export type { IdentityErrorOptions } from './errors/index.js';
 export { IdentityError, isIdentityError } from './errors/index.js';
+export * from './spiffeid/index.js';
