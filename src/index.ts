@@ -19,3 +19,4 @@ export * from './bundle/index.js';
 export type { IdentityErrorOptions } from './errors/index.js';
 export { IdentityError, isIdentityError } from './errors/index.js';
 export * from './spiffeid/index.js';
+export * from './svid/index.js';

@@ -42,7 +42,10 @@ describe('identity core against real SPIRE output', () => {
       .filter((f) => /^svid\.\d+\.pem$/.test(f))
       .map((f) => f.split('.')[1])
       .find((i) => readFileSync(join(dir, `svid.${i}.pem`), 'utf8').length > 0)!;
-    const svid = X509Svid.parse(readFileSync(join(dir, `svid.${index}.pem`)), readFileSync(join(dir, `svid.${index}.key`)));
+    const svid = X509Svid.parse(
+      readFileSync(join(dir, `svid.${index}.pem`)),
+      readFileSync(join(dir, `svid.${index}.key`)),
+    );
     expect(svid.spiffeId.equals(workload)).toBe(true);
     expect(svid.expiresAt.getTime()).toBeGreaterThan(Date.now());
 
@@ -54,17 +57,21 @@ describe('identity core against real SPIRE output', () => {
     expect(() => verifyX509Svid(svid.certificates, new BundleSet(foreign))).toThrow(/./);
   });
 
-  it('validates a JWT-SVID minted by the agent with the server\'s JWT bundle', async () => {
+  it("validates a JWT-SVID minted by the agent with the server's JWT bundle", async () => {
     const rig = spire();
     const token = tokenFrom(await rig.fetchJwtViaCli('spiffe://roundtrip.test/service/target', workload));
     const jwtBundle = SpiffeBundle.parse(td, await rig.bundle('spiffe')).jwtBundle();
     expect(jwtBundle).toBeInstanceOf(JwtBundle);
-    const svid = await validateJwtSvid(token, new BundleSet(jwtBundle), 'spiffe://roundtrip.test/service/target');
+    const svid = await validateJwtSvid(
+      token,
+      new BundleSet(jwtBundle),
+      'spiffe://roundtrip.test/service/target',
+    );
     expect(svid.spiffeId.equals(SpiffeId.parse(workload))).toBe(true);
     expect(svid.audience).toEqual(['spiffe://roundtrip.test/service/target']);
     expect(parseJwtSvidInsecure(token).spiffeId.toString()).toBe(workload);
-    await expect(validateJwtSvid(token, new BundleSet(jwtBundle), 'spiffe://roundtrip.test/service/other')).rejects.toThrow(
-      /audience/,
-    );
+    await expect(
+      validateJwtSvid(token, new BundleSet(jwtBundle), 'spiffe://roundtrip.test/service/other'),
+    ).rejects.toThrow(/audience/);
   });
 });
