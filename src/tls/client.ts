@@ -261,6 +261,11 @@ export function connectMtls(
  * peer ID, names OpenSSL refusals with our codes and refuses resumed sessions; never add a
  * `session` to these options (Node skips `checkServerIdentity` on resumed handshakes).
  *
+ * The options carry `agent: false` (ignored by `tls.connect`): an `https.Agent` pools sockets
+ * and caches TLS sessions by host and TLS options but not by `checkServerIdentity`, so a socket
+ * verified for one authorizer would serve a request expecting another, and a resumed session
+ * would skip the check. Do not override it; use `MtlsAgent` for pooled https.
+ *
  * @param source - the identity source.
  * @param authorizer - which servers are acceptable.
  * @param opts - protocol minimum.
@@ -269,7 +274,7 @@ export function tlsClientOptions(
   source: X509SvidSource,
   authorizer: Authorizer,
   opts?: MtlsOptions,
-): ConnectionOptions {
+): ConnectionOptions & { agent: false } {
   const auth = checkAuthorizer(authorizer);
   const tracker = new TlsMaterialTracker(checkSource(source), readMinVersion(opts?.minTlsVersion));
   try {
@@ -277,6 +282,8 @@ export function tlsClientOptions(
     return {
       secureContext: material.clientContext(),
       rejectUnauthorized: true,
+      // Never pooled or resumed by an https.Agent (see above).
+      agent: false,
       checkServerIdentity: (_hostname, cert) => {
         try {
           verifyPeerChain(peerChainDer(cert), material.bundles, auth, 'server');

@@ -225,6 +225,8 @@ export class TlsMaterialTracker {
       ca: pooledRoots(bundles),
       minVersion: this.#minVersion,
       maxVersion: 'TLSv1.3',
+      // Clients too: a TLS 1.2 server must not renegotiate into a certificate we never checked.
+      secureOptions: NO_RENEGOTIATION,
     });
     let ctx: SecureContext | undefined;
     const epoch = ++this.#epoch;

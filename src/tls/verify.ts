@@ -94,7 +94,9 @@ function verifyCached(
   const now = Date.now();
   const hit = perSet?.get(key);
   if (hit !== undefined && now >= hit.from && now <= hit.until) return hit;
-  const verified = verifyX509Svid(chainDer, bundles, { now: new Date(now) });
+  const result = verifyX509Svid(chainDer, bundles, { now: new Date(now) });
+  // Shared by every later hit and handed to authorizers: frozen, so none can alter what others see.
+  const verified = { spiffeId: result.spiffeId, chain: Object.freeze(result.chain) as X509Certificate[] };
   let from = Number.NEGATIVE_INFINITY;
   let until = Number.POSITIVE_INFINITY;
   for (const c of verified.chain) {

@@ -16,7 +16,12 @@ import {
   spiffeIdMiddleware,
   undiciConnector,
 } from '../../../src/http/index.js';
-import { authorizeId, authorizeMemberOf, staticX509Source } from '../../../src/tls/index.js';
+import {
+  authorizeId,
+  authorizeMemberOf,
+  staticX509Source,
+  tlsClientOptions,
+} from '../../../src/tls/index.js';
 import { type CaMaterial, createCa, issueSvid, type SvidMaterial } from '../../fixtures/pki.js';
 import { bundlesOf, toSvid } from './helpers.js';
 
@@ -127,6 +132,43 @@ describe('createMtlsServer + MtlsAgent', () => {
     );
     expect(err).toBeInstanceOf(Error);
     expect(handled.length).toBe(before);
+  });
+});
+
+describe('tlsClientOptions with https.request', () => {
+  it('authorizer swap on a pooled socket: a socket verified for one authorizer never serves a request expecting another', async () => {
+    const source = staticX509Source(toSvid(clientSvid), bundles);
+    const request = (expected: string) =>
+      new Promise<{ status: number } | { error: Error }>((resolve) => {
+        // The documented use: spread the options into https.request, no agent given (so Node
+        // would pick its keep-alive global agent, which pools by host and ignores checkServerIdentity).
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port: Number(new URL(base).port),
+            path: '/pooled',
+            ...tlsClientOptions(source, authorizeId(expected)),
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+          },
+        );
+        req.on('error', (error) => resolve({ error }));
+        req.end();
+      });
+    const before = handled.length;
+    try {
+      expect(await request('spiffe://example.org/api')).toEqual({ status: 200 });
+      expect(handled.length).toBe(before + 1);
+      const refused = await request('spiffe://example.org/billing');
+      expect(refused).toMatchObject({
+        error: { code: 'tls-peer-unauthorized' },
+      });
+      expect(handled.length).toBe(before + 1);
+    } finally {
+      https.globalAgent.destroy();
+    }
   });
 });
 

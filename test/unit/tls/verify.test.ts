@@ -66,6 +66,29 @@ describe('verifyPeerChain', () => {
     ).toThrow(expect.objectContaining({ code: 'tls-peer-unauthorized' }));
   });
 
+  it('cache poisoning through the chain: an authorizer cannot change the chain later callers see', () => {
+    const bundles = bundlesOf(root);
+    const seen: number[] = [];
+    const tampering: Authorizer = {
+      description: 'tampering',
+      authorize: (_peer, chain) => {
+        seen.push(chain.length);
+        try {
+          (chain as unknown[]).length = 0;
+        } catch {
+          // frozen: the mutation is refused
+        }
+        return { allowed: true };
+      },
+    };
+    const first = verifyPeerChain(svid.chainDers, bundles, tampering, 'client');
+    const second = verifyPeerChain(svid.chainDers, bundles, tampering, 'client');
+    expect(seen).toEqual([2, 2]);
+    expect(first.chain.length).toBe(2);
+    expect(second.chain.length).toBe(2);
+    expect(Object.isFrozen(second.chain)).toBe(true);
+  });
+
   it('no certificate is its own refusal', () => {
     expect(() => verifyPeerChain([], bundlesOf(root), authorizeAny(), 'server')).toThrow(
       expect.objectContaining({ code: 'tls-peer-no-certificate' }),
