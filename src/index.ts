@@ -1,9 +1,11 @@
 /**
  * `@tachikoma/identity`: SPIFFE workload identity for TypeScript.
  *
- * The root entry point re-exports the identity core. Heavier parts (the Workload API client,
- * mTLS helpers, the policy engine) live on their own subpaths so that a program which only
- * validates tokens never loads gRPC or WebAssembly:
+ * The root entry point re-exports what an agent needs: the identity core (SPIFFE IDs, bundles,
+ * SVIDs), the Workload API client and sources, and the mTLS helpers. Every concept also has its
+ * own subpath; a program that only validates tokens imports `@tachikoma/identity/svid` and never
+ * loads gRPC or WebAssembly. The policy engine, HTTP/gRPC adapters, observability and the dev
+ * server are on subpaths only:
  *
  * - `@tachikoma/identity/spiffeid`: SPIFFE IDs, trust domains, matchers
  * - `@tachikoma/identity/bundle`: X.509, JWT and SPIFFE bundles
@@ -20,3 +22,5 @@ export type { IdentityErrorOptions } from './errors/index.js';
 export { IdentityError, isIdentityError } from './errors/index.js';
 export * from './spiffeid/index.js';
 export * from './svid/index.js';
+export * from './tls/index.js';
+export * from './workload/index.js';
