@@ -13,6 +13,10 @@
  * - `@tachikoma/identity/workload`: the Workload API client and sources
  * - `@tachikoma/identity/tls`: SPIFFE mTLS for node:tls, https and fetch
  * - `@tachikoma/identity/policy`: in-process Rego (OPA wasm)
+ * - `@tachikoma/identity/http`, `/grpc`: https, undici, Express, Fastify and gRPC adapters,
+ *   JWT-SVID middleware and the token bridge
+ * - `@tachikoma/identity/health`, `/observability`: identity health, audit events, metrics
+ * - `@tachikoma/identity/dev`: the development Workload API server (not for production)
  *
  * @packageDocumentation
  */

@@ -24,8 +24,33 @@ export type {
   SpiffeIdMiddlewareOptions,
 } from './frameworks.js';
 export { fastifySpiffeId, spiffeIdMiddleware } from './frameworks.js';
+export type {
+  BundleSetSource,
+  FastifyJwtInstance,
+  FastifyJwtReply,
+  FastifyJwtRequest,
+  FastifyJwtSvidPlugin,
+  JwtBundleProvider,
+  JwtBundleSetSource,
+  JwtSvidAcceptance,
+  JwtSvidAuth,
+  JwtSvidAuthResult,
+  JwtSvidCaller,
+  JwtSvidRefusal,
+  RequestHeadersLike,
+  RequireJwtSvidOptions,
+} from './jwt-svid-auth.js';
+export { getJwtSvidCaller, requireJwtSvid } from './jwt-svid-auth.js';
 export type { CreateMtlsServerOptions } from './server.js';
 export { createMtlsServer, getRequestSpiffeId } from './server.js';
+export type {
+  JwtSvidFetcher,
+  TokenBridgeFailure,
+  TokenBridgeHandlerOptions,
+  TokenBridgeOptions,
+  TokenResponse,
+} from './token-bridge.js';
+export { TokenBridge, tokenBridgeFailure } from './token-bridge.js';
 export type {
   UndiciConnectCallback,
   UndiciConnector,

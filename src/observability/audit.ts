@@ -7,10 +7,15 @@ export type AuthMechanism = 'mtls' | 'jwt-svid' | 'policy';
 
 /** `auth_attempt`: a request arrived and authentication starts. */
 export interface AuthAttemptEvent {
+  /** Always `auth_attempt`. */
   readonly event: 'auth_attempt';
+  /** How the caller authenticates (or, for `policy`, is authorized). */
   readonly mechanism: AuthMechanism;
+  /** The service doing the check (the metrics' `service` label). */
   readonly service: string;
+  /** HTTP method, when the check is about a request. */
   readonly method?: string | undefined;
+  /** Request path without the query string, when the check is about a request. */
   readonly path?: string | undefined;
   /** The claimed or presented SPIFFE ID, when known before verification. */
   readonly spiffeId?: string | undefined;
@@ -18,15 +23,23 @@ export interface AuthAttemptEvent {
 
 /** `auth_result`: the outcome of one authentication or authorization. */
 export interface AuthResultEvent {
+  /** Always `auth_result`. */
   readonly event: 'auth_result';
+  /** How the caller authenticated (or, for `policy`, was authorized). */
   readonly mechanism: AuthMechanism;
+  /** The service doing the check (the metrics' `service` label). */
   readonly service: string;
+  /** `success` or `failure`. */
   readonly result: 'success' | 'failure';
   /** The HTTP status sent (or that would be sent). */
   readonly status: number;
+  /** The caller's SPIFFE ID, when it is known (verified for `success`). */
   readonly spiffeId?: string | undefined;
+  /** HTTP method, when the check is about a request. */
   readonly method?: string | undefined;
+  /** Request path without the query string, when the check is about a request. */
   readonly path?: string | undefined;
+  /** How long the check took, in milliseconds. */
   readonly durationMs: number;
   /** Why: an error code or the policy's reason. */
   readonly reason?: string | undefined;
@@ -41,8 +54,11 @@ export interface AuditOptions {
 }
 
 /**
- * Emits structured audit events: each one is logged (info for success, warn for failure),
- * published on `node:diagnostics_channel` and counted in `identity_auth_attempts_total`.
+ * Emits structured audit events: each one is logged (info for success, warn for failure) and
+ * published on `node:diagnostics_channel`; authentication results (`mtls`, `jwt-svid`) are also
+ * counted in `identity_auth_attempts_total`. Policy decisions are not authentication attempts:
+ * they are counted by `identity_policy_evaluation_duration_seconds` (see
+ * {@link IdentityMetrics.policyHook}).
  */
 export class Auditor {
   private readonly logger: Logger;
@@ -61,12 +77,12 @@ export class Auditor {
     publish(channelNames.authAttempt, e);
   }
 
-  /** Reports an `auth_result` and counts it. */
+  /** Reports an `auth_result`; counts it when it is an authentication (not a policy decision). */
   result(event: Omit<AuthResultEvent, 'event'>): void {
     const e: AuthResultEvent = { event: 'auth_result', ...event };
     if (e.result === 'success') this.logger.info(e, 'auth_result');
     else this.logger.warn(e, 'auth_result');
     publish(channelNames.authResult, e);
-    this.metrics?.recordAuthAttempt(e.service, e.result);
+    if (e.mechanism !== 'policy') this.metrics?.recordAuthAttempt(e.service, e.result);
   }
 }

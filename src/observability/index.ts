@@ -10,5 +10,12 @@ export { Auditor } from './audit.js';
 export { channelNames, publish } from './channels.js';
 export type { LogFields, Logger, LogMethod } from './logger.js';
 export { createDebugLogger, silentLogger } from './logger.js';
-export type { AuthOutcome } from './metrics.js';
-export { IdentityMetrics } from './metrics.js';
+export type {
+  AuthOutcome,
+  ExpiringSvid,
+  PolicyEvaluationSample,
+  RotatingSvidSource,
+  RotationSample,
+  WatchX509SourceOptions,
+} from './metrics.js';
+export { IdentityMetrics, workloadTypeOf } from './metrics.js';

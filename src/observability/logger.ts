@@ -14,9 +14,13 @@ export interface LogMethod {
  * be passed as is. The SDK never installs a global logger.
  */
 export interface Logger {
+  /** Detail for diagnosing (e.g. `auth_attempt`). */
   debug: LogMethod;
+  /** Normal operation (e.g. a successful `auth_result`). */
   info: LogMethod;
+  /** Something refused or degraded (e.g. a failed `auth_result`). */
   warn: LogMethod;
+  /** Something broken. */
   error: LogMethod;
   /** Optional: a logger whose lines carry `bindings`. */
   child?: ((bindings: LogFields) => Logger) | undefined;

@@ -274,7 +274,10 @@ export function tlsClientOptions(
   source: X509SvidSource,
   authorizer: Authorizer,
   opts?: MtlsOptions,
-): ConnectionOptions & { agent: false } {
+): ConnectionOptions & {
+  /** Never pool or resume: see above. */
+  agent: false;
+} {
   const auth = checkAuthorizer(authorizer);
   const tracker = new TlsMaterialTracker(checkSource(source), readMinVersion(opts?.minTlsVersion));
   try {

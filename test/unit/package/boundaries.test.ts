@@ -22,6 +22,8 @@ function reach(entry: string): { files: Set<string>; packages: Set<string> } {
     for (const m of text.matchAll(importPattern)) {
       const spec = m[1] ?? m[2] ?? m[3];
       if (!spec) continue;
+      // Type-only imports vanish at runtime: they load nothing.
+      if (/^\s*(?:import|export)\s+type\s/.test(m[0])) continue;
       if (spec.startsWith('.')) {
         const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
         if (existsSync(target)) queue.push(target);
@@ -58,6 +60,17 @@ const leafRules: Record<string, { forbiddenPackages: string[]; allowedFolders: s
     ],
     allowedFolders: ['errors', 'spiffeid', 'bundle', 'svid', 'internal'],
   },
+  health: {
+    forbiddenPackages: [
+      '@grpc/grpc-js',
+      '@grpc/proto-loader',
+      '@open-policy-agent/opa-wasm',
+      '@peculiar/x509',
+      'reflect-metadata',
+    ],
+    allowedFolders: ['errors', 'spiffeid', 'bundle', 'internal', 'health'],
+  },
+  observability: { forbiddenPackages: ['*'], allowedFolders: ['errors', 'observability'] },
 };
 
 describe('import boundaries', () => {
