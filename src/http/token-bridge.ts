@@ -249,7 +249,9 @@ export class TokenBridge {
       this.#refused(sub, aud, e);
       throw e;
     }
-    if (!svid.spiffeId.equals(sub) || !svid.audience.includes(aud)) {
+    // Exactly the requested audience: a token also naming another audience would let the
+    // caller present it to a service that is not on the allow-list.
+    if (!svid.spiffeId.equals(sub) || svid.audience.length !== 1 || svid.audience[0] !== aud) {
       const e = bridgeError(
         'auth-token-mismatch',
         `the Workload API returned a token for ${svid.spiffeId} (audience ${svid.audience.join(', ')}), not ${sub} (audience ${aud})`,

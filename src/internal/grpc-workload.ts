@@ -195,3 +195,66 @@ export function jsonToStruct(o: Record<string, unknown>, depth = 0): RawStruct {
   }
   return { fields };
 }
+
+/**
+ * Counts how often each top-level field number occurs in a serialized protobuf message, reading
+ * only tags and lengths (nothing is allocated per field). Decoding a message expands tiny
+ * repeated entries (an empty `bytes` element is 2 bytes on the wire) into objects of about a
+ * hundred bytes each, so count limits must be applied to the wire before the decoder runs.
+ *
+ * @returns the first field whose count exceeds its bound, or `undefined`.
+ * @throws IdentityError `workload-malformed-response` for a wire format we do not accept
+ *   (groups, reserved wire types, truncated values).
+ */
+export function overLimitField(
+  bytes: Uint8Array,
+  bounds: ReadonlyMap<number, number>,
+): { field: number; max: number } | undefined {
+  const counts = new Map<number, number>();
+  let pos = 0;
+  const bad = (detail: string): IdentityError =>
+    new IdentityError('workload-malformed-response', `the message is not valid protobuf: ${detail}`);
+  const varint = (): number => {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= bytes.length) throw bad('truncated varint');
+      const b = bytes[pos++] as number;
+      value += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) return value;
+      scale *= 128;
+    }
+    throw bad('varint longer than 10 bytes');
+  };
+  while (pos < bytes.length) {
+    const tag = varint();
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    switch (wire) {
+      case 0:
+        varint();
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2: {
+        const len = varint(); // read first: `pos += varint()` would add to the old position
+        pos += len;
+        break;
+      }
+      case 5:
+        pos += 4;
+        break;
+      default:
+        throw bad(`unsupported wire type ${wire}`);
+    }
+    if (pos > bytes.length) throw bad('truncated field');
+    const max = bounds.get(field);
+    if (max !== undefined) {
+      const n = (counts.get(field) ?? 0) + 1;
+      if (n > max) return { field, max };
+      counts.set(field, n);
+    }
+  }
+  return undefined;
+}

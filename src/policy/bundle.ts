@@ -49,6 +49,27 @@ export interface BundleLimits {
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Deepest nesting of arrays and objects accepted in a data file. */
+export const MAX_DATA_DEPTH = 256;
+
+/**
+ * Whether a parsed JSON value nests deeper than `max` (iterative: no recursion on untrusted
+ * depth). Merging, serialising and loading data into the wasm heap all recurse, so a data file
+ * nested a hundred thousand levels deep would overflow the stack with a plain `RangeError`.
+ */
+function nestsDeeperThan(root: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 function parseJson(file: TarFile, code: string): unknown {
   try {
     return JSON.parse(fatalUtf8.decode(file.data));
@@ -158,6 +179,13 @@ export function parseBundleFiles(files: readonly TarFile[]): ParsedBundle {
       const outer: Record<string, unknown> = {};
       setOwn(outer, dir[i] as string, wrapped);
       wrapped = outer;
+    }
+    if (nestsDeeperThan(wrapped, MAX_DATA_DEPTH)) {
+      throw new IdentityError(
+        'policy-bundle-invalid-data',
+        `/${f.name} nests deeper than ${MAX_DATA_DEPTH} levels (its directories included)`,
+        { details: { limit: MAX_DATA_DEPTH } },
+      );
     }
     mergeInto(data, wrapped, '');
   }

@@ -30,6 +30,7 @@ import {
 import { resolveWorkloadAddress, type WorkloadAddress } from './address.js';
 import { type BackoffFactory, defaultBackoff, defaultNoIdentityBackoff } from './backoff.js';
 import {
+  boundedDeserializer,
   defaultWorkloadLimits,
   fingerprintJwtBundles,
   fingerprintX509,
@@ -285,13 +286,13 @@ export class WorkloadAPIClient implements AsyncDisposable {
         'backoff and noIdentityBackoff must be factories (() => Backoff)',
       );
     }
-    const { Client, definition } = loadWorkloadService();
+    const { definition } = loadWorkloadService();
     const codec = (name: StreamRpc): StreamMethod => {
       const c = definition[name] as unknown as MethodCodec;
       return {
         path: c.path,
         requestSerialize: c.requestSerialize,
-        responseDeserialize: c.responseDeserialize,
+        responseDeserialize: boundedDeserializer(name, this.#limits, c.responseDeserialize),
         emptyRequest: c.requestSerialize({}),
       };
     };
@@ -300,6 +301,16 @@ export class WorkloadAPIClient implements AsyncDisposable {
       FetchX509Bundles: codec('FetchX509Bundles'),
       FetchJWTBundles: codec('FetchJWTBundles'),
     };
+    // The same proto, with this client's count limits checked on the wire before decoding.
+    const bounded: Record<string, grpc.MethodDefinition<object, object>> = { ...definition };
+    for (const name of ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTBundles', 'FetchJWTSVID'] as const) {
+      const m = definition[name] as grpc.MethodDefinition<object, object>;
+      bounded[name] = {
+        ...m,
+        responseDeserialize: boundedDeserializer(name, this.#limits, m.responseDeserialize),
+      };
+    }
+    const Client = grpc.makeClientConstructor(bounded, 'SpiffeWorkloadAPI');
     this.#stub = new Client(this.#addr.target, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': maxReceive,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
@@ -461,6 +472,7 @@ export class WorkloadAPIClient implements AsyncDisposable {
             try {
               raw = method.responseDeserialize(buf) as Raw;
             } catch (err) {
+              if (err instanceof IdentityError) throw err; // a limit, checked before decoding
               throw new IdentityError('workload-malformed-response', `${rpc}: the message does not decode`, {
                 cause: err,
               });

@@ -9,11 +9,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { BundleSet, JwtBundle, X509Bundle } from '../bundle/index.js';
 import { IdentityError } from '../errors/index.js';
-import type {
-  RawJwtBundlesResponse,
-  RawJwtSvid,
-  RawX509BundlesResponse,
-  RawX509SvidResponse,
+import {
+  overLimitField,
+  type RawJwtBundlesResponse,
+  type RawJwtSvid,
+  type RawX509BundlesResponse,
+  type RawX509SvidResponse,
 } from '../internal/grpc-workload.js';
 import { TrustDomain } from '../spiffeid/index.js';
 import { type JwtSvid, parseJwtSvidInsecure, X509Svid } from '../svid/index.js';
@@ -37,6 +38,53 @@ export const defaultWorkloadLimits: WorkloadLimits = Object.freeze({
 });
 
 const MAX_HINT_BYTES = 1024;
+
+/** The RPCs whose answers carry repeated fields or maps the limits bound. */
+export type BoundedRpc = 'FetchX509SVID' | 'FetchX509Bundles' | 'FetchJWTBundles' | 'FetchJWTSVID';
+
+/** Top-level repeated fields (and maps) of each answer: field number, name, limit. */
+const REPEATED_FIELDS: Readonly<Record<BoundedRpc, readonly [number, string, keyof WorkloadLimits][]>> = {
+  FetchX509SVID: [
+    [1, 'svids', 'maxSvids'],
+    [2, 'crl', 'maxCrls'],
+    [3, 'federated_bundles', 'maxBundles'],
+  ],
+  FetchX509Bundles: [
+    [1, 'crl', 'maxCrls'],
+    [2, 'bundles', 'maxBundles'],
+  ],
+  FetchJWTBundles: [[1, 'bundles', 'maxBundles']],
+  FetchJWTSVID: [[1, 'svids', 'maxSvids']],
+};
+
+/**
+ * Wraps a response decoder so that the count limits are checked on the wire bytes first: a
+ * message of millions of empty entries would otherwise be expanded into gigabytes of objects
+ * before any count could be checked (about 130 bytes of heap per 2 bytes received).
+ *
+ * @throws IdentityError `workload-malformed-response` (from the returned function).
+ */
+export function boundedDeserializer<T>(
+  rpc: BoundedRpc,
+  limits: WorkloadLimits,
+  decode: (bytes: Buffer) => T,
+): (bytes: Buffer) => T {
+  const spec = REPEATED_FIELDS[rpc];
+  const bounds = new Map(spec.map(([field, , limit]) => [field, limits[limit]] as const));
+  return (bytes) => {
+    let over: { field: number; max: number } | undefined;
+    try {
+      over = overLimitField(bytes, bounds);
+    } catch (err) {
+      throw malformed(rpc, (err as Error).message, err);
+    }
+    if (over !== undefined) {
+      const name = spec.find(([field]) => field === over.field)?.[1] ?? `field ${over.field}`;
+      throw malformed(rpc, `more than ${over.max} ${name} entries in one message (refused before decoding)`);
+    }
+    return decode(bytes);
+  };
+}
 
 /**
  * Remembers parsed objects by a SHA-256 digest of their exact input bytes, so that SVIDs and

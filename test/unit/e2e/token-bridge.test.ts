@@ -105,6 +105,17 @@ describe('TokenBridge', () => {
     );
   });
 
+  it('extra-audience smuggling: a token also valid for an audience off the allow-list is never handed out', async () => {
+    const auth = createJwtAuthority({ trustDomain: TD });
+    const source: JwtSvidFetcher = {
+      fetchJwtSvid: async () => parseJwtSvidInsecure(mintJwtSvid(auth, { sub: ALICE, aud: [TEG, REGISTRY] })),
+    };
+    await expectIdentityRejection(
+      new TokenBridge({ source, audiences: [TEG] }).issue(ALICE, TEG),
+      'auth-token-mismatch',
+    );
+  });
+
   it('a token with less than minRemainingSec left is refused', async () => {
     const late = new TokenBridge({
       source: jwt,

@@ -256,6 +256,35 @@ describe('parseBundleFiles / readBundle', () => {
     expect(parseBundleFiles([wasm, text('.signatures.json', '{}')]).signed).toBe(true);
   });
 
+  it('deep-data-json bomb: data nested 100 000 levels is refused as invalid data, not a RangeError', () => {
+    const n = 100_000;
+    const deep = `${'{"a":'.repeat(n)}{}${'}'.repeat(n)}`;
+    // Two files sharing the path make the merge recurse all the way down.
+    const err = thrown(() => parseBundleFiles([wasm, text('data.json', deep), text('a/data.json', deep)]));
+    expect(isIdentityError(err, 'policy-bundle-invalid-data')).toBe(true);
+    expect((err as Error).message).toMatch(/nests deeper than 256 levels/);
+    // Arrays count as levels too; a deep but legal document still loads.
+    expect(() =>
+      parseBundleFiles([wasm, text('data.json', `{"a":${'['.repeat(300)}${']'.repeat(300)}}`)]),
+    ).toThrow(/nests deeper/);
+    const ok = `${'{"a":'.repeat(200)}1${'}'.repeat(200)}`;
+    expect(parseBundleFiles([wasm, text('data.json', ok)]).data).toHaveProperty('a');
+  });
+
+  it('deep-directory bomb: a data.json under thousands of directories is refused', async () => {
+    const dir = 'd/'.repeat(20_000);
+    const bytes = tgz([
+      { name: '/policy.wasm', data: opaLikeModule({ entrypoints: { 'p/allow': 0 } }) },
+      paxPath(`/${dir}data.json`),
+      { name: 'x/data.json', data: '{"a":1}' },
+      paxPath(`/${dir}d/data.json`),
+      { name: 'y/data.json', data: '{"b":2}' },
+    ]);
+    const err = await rejection(PolicyEngine.fromBundle(bytes));
+    expect(isIdentityError(err, 'policy-bundle-invalid-data')).toBe(true);
+    expect((err as Error).message).toMatch(/directories included/);
+  });
+
   it('refuses a compressed bundle over the limit before inflating it', async () => {
     const bytes = tgz([{ name: 'policy.wasm', data: new Uint8Array(4096).map((_, i) => (i * 7919) % 251) }]);
     const err = await rejection(readBundle(bytes, { ...bundleLimits, maxCompressedBytes: bytes.length - 1 }));
