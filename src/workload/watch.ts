@@ -263,7 +263,13 @@ export class StreamHub<Raw, T> {
     }
     let delay: number;
     if (action === 'no-identity') {
-      if (this.#opts.redactOnPermissionDenied && this.#state !== undefined) {
+      // Redact only a state that came from a good message (it has a fingerprint); a state that
+      // is already the redacted empty one stays as it is, so repeated denials emit nothing more.
+      if (
+        this.#opts.redactOnPermissionDenied &&
+        this.#state !== undefined &&
+        this.#fingerprint !== undefined
+      ) {
         const previous = this.#state;
         const next = this.#spec.empty();
         const gone = this.#spec.removed(previous, next) ?? { spiffeIds: [], trustDomains: [] };

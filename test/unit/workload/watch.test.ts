@@ -126,6 +126,26 @@ describe('watchX509Context', () => {
     expect((await back)[0].svids.map((s) => s.spiffeId.toString())).toEqual([WEB]);
   });
 
+  it('redacts once on repeated PermissionDenied: an already empty state emits nothing more', async () => {
+    const watch = client.watchX509Context();
+    await nextEvent(watch, 'update');
+    const redactions: Redaction[] = [];
+    const updates: X509Context[] = [];
+    watch.on('redacted', (r: Redaction) => redactions.push(r));
+    watch.on('update', (c: X509Context) => updates.push(c));
+    let denials = 0;
+    const threeDenials = new Promise<void>((resolve) => {
+      watch.on('reconnecting', (i: ReconnectInfo) => {
+        if (i.error.code === 'workload-no-identity' && ++denials === 3) resolve();
+      });
+    });
+    server.removeIdentity(WEB);
+    server.removeIdentity(DB, 'db'); // nothing left: every reconnect ends with PermissionDenied
+    await threeDenials;
+    expect(redactions.filter((r) => r.reason === 'permission-denied')).toHaveLength(1);
+    expect(updates.filter((c) => c.svids.length === 0)).toHaveLength(1);
+  });
+
   it('keeps the last state on PermissionDenied when redaction is turned off', async () => {
     const lenient = new WorkloadAPIClient({
       address: server.address,
