@@ -32,6 +32,31 @@ function charDetails(s: string, i: number): Record<string, unknown> {
   return { position: i, codePoint: s.codePointAt(i) ?? 0 };
 }
 
+/** Throws the dedicated error for `%`, `?` and `#`, which no part of a SPIFFE ID may contain. */
+function throwIfUriDelimiter(c: number, where: string, details: { details: Record<string, unknown> }): void {
+  if (c === 0x25 /* % */) {
+    throw new IdentityError(
+      'spiffeid-percent-encoding',
+      `percent-encoding is not allowed in a SPIFFE ID: '%' ${where}`,
+      details,
+    );
+  }
+  if (c === 0x3f /* ? */) {
+    throw new IdentityError(
+      'spiffeid-query-not-allowed',
+      `a SPIFFE ID must not have a query: '?' ${where}`,
+      details,
+    );
+  }
+  if (c === 0x23 /* # */) {
+    throw new IdentityError(
+      'spiffeid-fragment-not-allowed',
+      `a SPIFFE ID must not have a fragment: '#' ${where}`,
+      details,
+    );
+  }
+}
+
 /** Throws the error for a character that is not allowed in a trust domain name. */
 function badTrustDomainChar(s: string, i: number): never {
   const c = s.charCodeAt(i);
@@ -51,27 +76,7 @@ function badTrustDomainChar(s: string, i: number): never {
       details,
     );
   }
-  if (c === 0x25 /* % */) {
-    throw new IdentityError(
-      'spiffeid-percent-encoding',
-      `percent-encoding is not allowed in a SPIFFE ID: '%' ${where}`,
-      details,
-    );
-  }
-  if (c === 0x3f /* ? */) {
-    throw new IdentityError(
-      'spiffeid-query-not-allowed',
-      `a SPIFFE ID must not have a query: '?' ${where}`,
-      details,
-    );
-  }
-  if (c === 0x23 /* # */) {
-    throw new IdentityError(
-      'spiffeid-fragment-not-allowed',
-      `a SPIFFE ID must not have a fragment: '#' ${where}`,
-      details,
-    );
-  }
+  throwIfUriDelimiter(c, where, details);
   const hint = c >= 0x41 && c <= 0x5a ? ' (trust domains are lowercase only)' : '';
   throw new IdentityError(
     'spiffeid-bad-trust-domain-char',
@@ -88,27 +93,7 @@ function badPathChar(s: string, i: number, segment?: number): never {
   const c = s.charCodeAt(i);
   const where = segment === undefined ? `at position ${i}` : `at position ${i} of segment ${segment}`;
   const details = { details: segment === undefined ? charDetails(s, i) : { ...charDetails(s, i), segment } };
-  if (c === 0x25 /* % */) {
-    throw new IdentityError(
-      'spiffeid-percent-encoding',
-      `percent-encoding is not allowed in a SPIFFE ID: '%' ${where}`,
-      details,
-    );
-  }
-  if (c === 0x3f /* ? */) {
-    throw new IdentityError(
-      'spiffeid-query-not-allowed',
-      `a SPIFFE ID must not have a query: '?' ${where}`,
-      details,
-    );
-  }
-  if (c === 0x23 /* # */) {
-    throw new IdentityError(
-      'spiffeid-fragment-not-allowed',
-      `a SPIFFE ID must not have a fragment: '#' ${where}`,
-      details,
-    );
-  }
+  throwIfUriDelimiter(c, where, details);
   throw new IdentityError(
     'spiffeid-bad-path-char',
     `path segment characters are limited to A-Z a-z 0-9 . - _: ${describeChar(s, i)} ${where}`,

@@ -2,7 +2,6 @@
  * `BundleSource`: X.509 and JWT bundles (own and federated trust domains) kept up to date from
  * the Workload API, for code that verifies peers but has no identity of its own to present.
  */
-import { EventEmitter } from 'eventemitter3';
 import { BundleSet, type JwtBundle, type X509Bundle } from '../bundle/index.js';
 import { IdentityError } from '../errors/index.js';
 import type { TrustDomain } from '../spiffeid/index.js';
@@ -10,9 +9,8 @@ import type { WorkloadAPIClient } from './client.js';
 import {
   clientFor,
   initialSyncTimeout,
-  installInternalErrorListener,
+  SourceEmitter,
   type SourceOptions,
-  safeEmit,
   waitInitialSync,
 } from './source-common.js';
 import type { ReconnectInfo, Redaction, Watch } from './watch.js';
@@ -49,7 +47,7 @@ export interface BundleSourceEvents {
  * verifyX509Svid(peerChain, bundles.getBundleSet());
  * ```
  */
-export class BundleSource extends EventEmitter<BundleSourceEvents> implements AsyncDisposable {
+export class BundleSource extends SourceEmitter<BundleSourceEvents> implements AsyncDisposable {
   readonly #client: WorkloadAPIClient;
   readonly #owned: boolean;
   readonly #x509: Watch<BundleSet> | undefined;
@@ -67,12 +65,11 @@ export class BundleSource extends EventEmitter<BundleSourceEvents> implements As
     x509: Watch<BundleSet> | undefined,
     jwt: Watch<BundleSet> | undefined,
   ) {
-    super();
+    super('BundleSource');
     this.#client = client;
     this.#owned = owned;
     this.#x509 = x509;
     this.#jwt = jwt;
-    installInternalErrorListener(this, 'BundleSource');
   }
 
   /**
@@ -120,22 +117,6 @@ export class BundleSource extends EventEmitter<BundleSourceEvents> implements As
     }
   }
 
-  #report(err: IdentityError): void {
-    safeEmit(
-      () => this.emit('error', err),
-      () => {},
-      'error',
-    );
-  }
-
-  #emit<K extends keyof BundleSourceEvents>(event: K, ...args: BundleSourceEvents[K]): void {
-    safeEmit(
-      () => (this.emit as (e: K, ...a: BundleSourceEvents[K]) => boolean)(event, ...args),
-      (e) => this.#report(e),
-      event,
-    );
-  }
-
   #wire(): void {
     for (const [kind, w] of [
       ['x509', this.#x509],
@@ -143,9 +124,9 @@ export class BundleSource extends EventEmitter<BundleSourceEvents> implements As
     ] as const) {
       if (!w) continue;
       w.on('update', (next) => this.#onUpdate(kind, next));
-      w.on('redacted', (r) => this.#emit('redacted', r));
-      w.on('reconnecting', (i) => this.#emit('reconnecting', i));
-      w.on('error', (e) => this.#report(e));
+      w.on('redacted', (r) => this.emitSafely('redacted', r));
+      w.on('reconnecting', (i) => this.emitSafely('reconnecting', i));
+      w.on('error', (e) => this.reportError(e));
     }
   }
 
@@ -163,14 +144,14 @@ export class BundleSource extends EventEmitter<BundleSourceEvents> implements As
     for (const [name, b] of newB) {
       const old = oldB.get(name);
       if (old === undefined || !(old as { equals(o: unknown): boolean }).equals(b)) {
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind, bundle: b });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind, bundle: b });
       }
     }
     for (const [name, b] of oldB) {
       if (!newB.has(name))
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind, bundle: undefined });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind, bundle: undefined });
     }
-    this.#emit('update', this.#merged);
+    this.emitSafely('update', this.#merged);
   }
 
   #checkOpen(what: string): void {

@@ -2,7 +2,6 @@
  * `JwtSource`: JWT bundles kept up to date from the Workload API, and JWT-SVIDs fetched on demand
  * through a half-life cache with single-flight requests.
  */
-import { EventEmitter } from 'eventemitter3';
 import type { BundleSet, JwtBundle } from '../bundle/index.js';
 import { IdentityError } from '../errors/index.js';
 import type { TrustDomain } from '../spiffeid/index.js';
@@ -16,9 +15,8 @@ import {
 import {
   clientFor,
   initialSyncTimeout,
-  installInternalErrorListener,
+  SourceEmitter,
   type SourceOptions,
-  safeEmit,
   waitInitialSync,
 } from './source-common.js';
 import { type JwtSvidSelector, selectSvid } from './types.js';
@@ -86,7 +84,7 @@ function refreshTimeOf(
  * const peer = await jwt.validateJwtSvid(incoming, 'spiffe://example.org/me');
  * ```
  */
-export class JwtSource extends EventEmitter<JwtSourceEvents> implements AsyncDisposable {
+export class JwtSource extends SourceEmitter<JwtSourceEvents> implements AsyncDisposable {
   readonly #client: WorkloadAPIClient;
   readonly #owned: boolean;
   readonly #watch: Watch<BundleSet>;
@@ -105,12 +103,11 @@ export class JwtSource extends EventEmitter<JwtSourceEvents> implements AsyncDis
     watch: Watch<BundleSet>,
     maxEntries: number,
   ) {
-    super();
+    super('JwtSource');
     this.#client = client;
     this.#owned = owned;
     this.#watch = watch;
     this.#maxEntries = maxEntries;
-    installInternalErrorListener(this, 'JwtSource');
   }
 
   /**
@@ -153,31 +150,15 @@ export class JwtSource extends EventEmitter<JwtSourceEvents> implements AsyncDis
     }
   }
 
-  #report(err: IdentityError): void {
-    safeEmit(
-      () => this.emit('error', err),
-      () => {},
-      'error',
-    );
-  }
-
-  #emit<K extends keyof JwtSourceEvents>(event: K, ...args: JwtSourceEvents[K]): void {
-    safeEmit(
-      () => (this.emit as (e: K, ...a: JwtSourceEvents[K]) => boolean)(event, ...args),
-      (e) => this.#report(e),
-      event,
-    );
-  }
-
   #wire(): void {
     const w = this.#watch;
     w.on('update', (next) => this.#onUpdate(next));
     w.on('redacted', (r) => {
       if (r.reason === 'permission-denied') this.#invalidate();
-      this.#emit('redacted', r);
+      this.emitSafely('redacted', r);
     });
-    w.on('reconnecting', (i) => this.#emit('reconnecting', i));
-    w.on('error', (e) => this.#report(e));
+    w.on('reconnecting', (i) => this.emitSafely('reconnecting', i));
+    w.on('error', (e) => this.reportError(e));
   }
 
   #invalidate(): void {
@@ -195,13 +176,13 @@ export class JwtSource extends EventEmitter<JwtSourceEvents> implements AsyncDis
     for (const [name, b] of newB) {
       const old = oldB.get(name);
       if (old === undefined || !old.equals(b))
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind: 'jwt', bundle: b });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind: 'jwt', bundle: b });
     }
     for (const [name, b] of oldB) {
       if (!newB.has(name))
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind: 'jwt', bundle: undefined });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind: 'jwt', bundle: undefined });
     }
-    this.#emit('update', next);
+    this.emitSafely('update', next);
   }
 
   #checkOpen(what: string): void {

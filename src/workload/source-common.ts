@@ -6,6 +6,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
+import { EventEmitter } from 'eventemitter3';
 import { IdentityError } from '../errors/index.js';
 import { WorkloadAPIClient, type WorkloadAPIClientOptions } from './client.js';
 import type { Watch } from './watch.js';
@@ -184,4 +185,35 @@ export function publishDiagnostic(
 ): void {
   const ch = channel(name);
   if (ch.hasSubscribers) ch.publish(message);
+}
+
+/**
+ * The event plumbing the three sources share: typed events whose listeners can never crash the
+ * source (a throwing listener becomes an `error` event), and an internal `error` listener so
+ * that an unheard error is logged instead of lost.
+ */
+export abstract class SourceEmitter<Events extends { error: [IdentityError] }> extends EventEmitter<Events> {
+  /** @param what - the source's name, for the internal error log. */
+  protected constructor(what: string) {
+    super();
+    installInternalErrorListener(this as unknown as Parameters<typeof installInternalErrorListener>[0], what);
+  }
+
+  /** Emits `error`; an error listener that throws is logged, never rethrown. */
+  protected reportError(err: IdentityError): void {
+    safeEmit(
+      () => (this.emit as unknown as (e: 'error', err: IdentityError) => boolean)('error', err),
+      () => {},
+      'error',
+    );
+  }
+
+  /** Emits `event`; a listener that throws is reported as an `error` event. */
+  protected emitSafely<K extends keyof Events & string>(event: K, ...args: Events[K] & unknown[]): void {
+    safeEmit(
+      () => (this.emit as unknown as (e: K, ...a: unknown[]) => boolean)(event, ...args),
+      (e) => this.reportError(e),
+      event,
+    );
+  }
 }

@@ -2,7 +2,6 @@
  * `X509Source`: the current X509-SVID and X.509 bundles of this workload, kept up to date from
  * the Workload API, with rotation events.
  */
-import { EventEmitter } from 'eventemitter3';
 import type { BundleSet, JwtBundle, X509Bundle } from '../bundle/index.js';
 import { IdentityError } from '../errors/index.js';
 import type { TrustDomain } from '../spiffeid/index.js';
@@ -12,10 +11,9 @@ import { svidKey } from './parse.js';
 import {
   clientFor,
   initialSyncTimeout,
-  installInternalErrorListener,
   publishDiagnostic,
+  SourceEmitter,
   type SourceOptions,
-  safeEmit,
   waitInitialSync,
   workloadChannels,
 } from './source-common.js';
@@ -113,7 +111,7 @@ function serialOf(svid: X509Svid): string {
  * const svid = source.getX509Svid();
  * ```
  */
-export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncDisposable {
+export class X509Source extends SourceEmitter<X509SourceEvents> implements AsyncDisposable {
   readonly #client: WorkloadAPIClient;
   readonly #owned: boolean;
   readonly #watch: Watch<X509Context>;
@@ -128,12 +126,11 @@ export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncD
     watch: Watch<X509Context>,
     select: X509SvidSelector | undefined,
   ) {
-    super();
+    super('X509Source');
     this.#client = client;
     this.#owned = owned;
     this.#watch = watch;
     this.#select = select;
-    installInternalErrorListener(this, 'X509Source');
   }
 
   /**
@@ -173,26 +170,10 @@ export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncD
     }
   }
 
-  #report(err: IdentityError): void {
-    safeEmit(
-      () => this.emit('error', err),
-      () => {},
-      'error',
-    );
-  }
-
-  #emit<K extends keyof X509SourceEvents>(event: K, ...args: X509SourceEvents[K]): void {
-    safeEmit(
-      () => (this.emit as (e: K, ...a: X509SourceEvents[K]) => boolean)(event, ...args),
-      (e) => this.#report(e),
-      event,
-    );
-  }
-
   #wire(): void {
     const w = this.#watch;
     w.on('update', (next) => this.#onUpdate(next));
-    w.on('redacted', (r) => this.#emit('redacted', r));
+    w.on('redacted', (r) => this.emitSafely('redacted', r));
     w.on('reconnecting', (i) => {
       publishDiagnostic(workloadChannels.reconnect, {
         source: 'X509Source',
@@ -201,9 +182,9 @@ export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncD
         delayMs: i.delayMs,
         grpcCode: i.grpcCode,
       });
-      this.#emit('reconnecting', i);
+      this.emitSafely('reconnecting', i);
     });
-    w.on('error', (e) => this.#report(e));
+    w.on('error', (e) => this.reportError(e));
   }
 
   #onUpdate(next: X509Context): void {
@@ -218,12 +199,12 @@ export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncD
         // rather than another identity (fail closed), and say why.
         this.#context = next;
         this.#lastUpdate = new Date();
-        this.#report(err as IdentityError);
-        this.#emit('update', next);
+        this.reportError(err as IdentityError);
+        this.emitSafely('update', next);
         return;
       }
       if (selected.expiresAt.getTime() <= Date.now()) {
-        this.#report(
+        this.reportError(
           new IdentityError(
             'workload-svid-expired',
             `ignored an update whose selected SVID ${selected.spiffeId} already expired at ${selected.expiresAt.toISOString()}`,
@@ -264,20 +245,20 @@ export class X509Source extends EventEmitter<X509SourceEvents> implements AsyncD
         oldExpiresAt: rotation.oldExpiresAt,
         newExpiresAt: rotation.newExpiresAt,
       });
-      this.#emit('rotated', rotation);
+      this.emitSafely('rotated', rotation);
     }
     const oldBundles = new Map(previous.bundles.x509Bundles.map((b) => [b.trustDomain.name, b] as const));
     const newBundles = new Map(next.bundles.x509Bundles.map((b) => [b.trustDomain.name, b] as const));
     for (const [name, b] of newBundles) {
       const old = oldBundles.get(name);
       if (old === undefined || !old.equals(b))
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind: 'x509', bundle: b });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind: 'x509', bundle: b });
     }
     for (const [name, b] of oldBundles) {
       if (!newBundles.has(name))
-        this.#emit('bundleUpdated', { trustDomain: b.trustDomain, kind: 'x509', bundle: undefined });
+        this.emitSafely('bundleUpdated', { trustDomain: b.trustDomain, kind: 'x509', bundle: undefined });
     }
-    this.#emit('update', next);
+    this.emitSafely('update', next);
   }
 
   #checkOpen(what: string): void {
