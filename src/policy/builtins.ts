@@ -14,6 +14,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { SpiffeId } from '../spiffeid/index.js';
 import { scaleDecimal } from './bigfloat.js';
+import { jsonBuffer } from './wasm.js';
 
 /** A host built-in: JSON values in, a JSON value (or `undefined` for "no result") out. */
 export type HostBuiltin = (...args: unknown[]) => unknown;
@@ -47,15 +48,6 @@ export const SDK_BUILTINS: readonly string[] = Object.freeze([
 ]);
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
-const encoder = new TextEncoder();
-
-/** A JSON text handed to opa-wasm as-is (an `ArrayBuffer` is taken as pre-serialised JSON). */
-function rawJson(text: string): ArrayBuffer {
-  const bytes = encoder.encode(text);
-  return bytes.buffer.byteLength === bytes.byteLength
-    ? (bytes.buffer as ArrayBuffer)
-    : (bytes.slice().buffer as ArrayBuffer);
-}
 
 function fail(detail: string): never {
   throw new BuiltinInputError(detail);
@@ -74,6 +66,13 @@ function stringList(v: unknown, operand: number): string[] {
     return v as string[];
   }
   return fail(`operand ${operand} must be a string, array or set`);
+}
+
+/** Whether some string of `search` and some string of `base` satisfy `match`. */
+function anyPairMatches(search: unknown, base: unknown, match: (s: string, b: string) => boolean): boolean {
+  const a = stringList(search, 1);
+  const b = stringList(base, 2);
+  return a.some((s) => b.some((p) => match(s, p)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,32 +321,19 @@ function compareSemVer(a: SemVer, b: SemVer): number {
 // ---------------------------------------------------------------------------------------------
 // units.parse_bytes
 
+/** Unit suffixes by power: `kb`/`k` are 1000, `kib`/`ki` are 1024, and so on up to `e`. */
 const BYTE_UNITS: ReadonlyMap<string, bigint> = new Map([
   ['', 1n],
-  ['kb', 1000n],
-  ['k', 1000n],
-  ['kib', 1n << 10n],
-  ['ki', 1n << 10n],
-  ['mb', 1000n ** 2n],
-  ['m', 1000n ** 2n],
-  ['mib', 1n << 20n],
-  ['mi', 1n << 20n],
-  ['gb', 1000n ** 3n],
-  ['g', 1000n ** 3n],
-  ['gib', 1n << 30n],
-  ['gi', 1n << 30n],
-  ['tb', 1000n ** 4n],
-  ['t', 1000n ** 4n],
-  ['tib', 1n << 40n],
-  ['ti', 1n << 40n],
-  ['pb', 1000n ** 5n],
-  ['p', 1000n ** 5n],
-  ['pib', 1n << 50n],
-  ['pi', 1n << 50n],
-  ['eb', 1000n ** 6n],
-  ['e', 1000n ** 6n],
-  ['eib', 1n << 60n],
-  ['ei', 1n << 60n],
+  ...['k', 'm', 'g', 't', 'p', 'e'].flatMap((prefix, i): [string, bigint][] => {
+    const decimal = 1000n ** BigInt(i + 1);
+    const binary = 1n << BigInt(10 * (i + 1));
+    return [
+      [`${prefix}b`, decimal],
+      [prefix, decimal],
+      [`${prefix}ib`, binary],
+      [`${prefix}i`, binary],
+    ];
+  }),
 ]);
 
 const isDigit = (c: string | undefined): boolean => c !== undefined && c >= '0' && c <= '9';
@@ -381,7 +367,7 @@ function parseBytes(v: unknown): ArrayBuffer {
   if (factor === undefined) fail(`byte unit ${unit} not recognized`);
   const n = scaleDecimal(num, factor);
   if (n === undefined) fail('could not parse byte amount to a number');
-  return rawJson(n.toString());
+  return jsonBuffer(n.toString());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,19 +387,11 @@ export function createHostBuiltins(scope: EvaluationScope, clock: () => bigint):
   return {
     'time.now_ns': () => {
       if (scope.nowNs === undefined) scope.nowNs = clock();
-      return rawJson(scope.nowNs.toString());
+      return jsonBuffer(scope.nowNs.toString());
     },
     'io.jwt.decode': (token) => jwtDecode(token),
-    'strings.any_prefix_match': (search, base) => {
-      const a = stringList(search, 1);
-      const b = stringList(base, 2);
-      return a.some((s) => b.some((p) => s.startsWith(p)));
-    },
-    'strings.any_suffix_match': (search, base) => {
-      const a = stringList(search, 1);
-      const b = stringList(base, 2);
-      return a.some((s) => b.some((p) => s.endsWith(p)));
-    },
+    'strings.any_prefix_match': (search, base) => anyPairMatches(search, base, (s, p) => s.startsWith(p)),
+    'strings.any_suffix_match': (search, base) => anyPairMatches(search, base, (s, p) => s.endsWith(p)),
     'net.cidr_is_valid': (cidr) => typeof cidr === 'string' && validCidr(cidr),
     'semver.is_valid': (v) => typeof v === 'string' && parseSemVer(v) !== undefined,
     'semver.compare': (a, b) => {

@@ -3,7 +3,7 @@
  * files) and `/.manifest`, unpacked in memory within size and entry-count limits.
  */
 import { IdentityError } from '../errors/index.js';
-import { setOwn } from './data.js';
+import { isObject, setOwn } from './data.js';
 import { gunzipBounded, readTar, type TarFile } from './tar.js';
 
 /** One `wasm` entry of a bundle manifest. */
@@ -78,10 +78,6 @@ function parseJson(file: TarFile, code: string): unknown {
       cause: err,
     });
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function badManifest(detail: string): IdentityError {

@@ -7,6 +7,7 @@
  * key named `__proto__` is plain data.
  */
 import { IdentityError } from '../errors/index.js';
+import { describeThrown } from './wasm.js';
 
 /** A path into the data document: `['agents', 'a1']` or `'agents/a1'`; `[]` or `''` is the root. */
 export type DataPath = string | readonly string[];
@@ -16,7 +17,8 @@ export function setOwn(obj: Record<string, unknown>, key: string, value: unknown
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** Whether `v` is a JSON object (not null, not an array). */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -61,7 +63,7 @@ export function cloneJson(value: unknown, what: string): unknown {
   } catch (err) {
     throw new IdentityError(
       'policy-data-invalid',
-      `${what} is not JSON-serialisable: ${(err as Error).message}`,
+      `${what} is not JSON-serialisable: ${describeThrown(err)}`,
       {
         cause: err,
       },

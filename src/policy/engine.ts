@@ -16,11 +16,12 @@ import {
   systemClockNs,
 } from './builtins.js';
 import { type BundleManifest, readBundle } from './bundle.js';
-import { cloneJson, DataLayers, type DataPath, parseDataPath } from './data.js';
+import { cloneJson, DataLayers, type DataPath, isObject, parseDataPath } from './data.js';
 import {
   classify,
   describeThrown,
   inspectModule,
+  jsonBuffer,
   type MemoryLimits,
   type ModuleInfo,
   PolicyInstance,
@@ -221,8 +222,6 @@ interface Source {
   sha256: string;
 }
 
-const encoder = new TextEncoder();
-
 function limitsOf(opts: PolicyEngineOptions): ResolvedPolicyLimits {
   const out: Record<keyof PolicyLimits, number> = { ...DEFAULT_POLICY_LIMITS };
   for (const [k, v] of Object.entries(opts.limits ?? {})) {
@@ -258,13 +257,7 @@ function serializeData(doc: Record<string, unknown>): ArrayBuffer {
       },
     );
   }
-  return exactBuffer(encoder.encode(text));
-}
-
-function exactBuffer(bytes: Uint8Array): ArrayBuffer {
-  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength
-    ? (bytes.buffer as ArrayBuffer)
-    : (bytes.slice().buffer as ArrayBuffer);
+  return jsonBuffer(text);
 }
 
 /** Reads at most `max` bytes of a file; larger files are refused without reading them whole. */
@@ -846,7 +839,7 @@ export class PolicyEngine<
    * @throws IdentityError `policy-data-invalid`, `policy-memory-limit`.
    */
   setData(data: Readonly<Record<string, unknown>>): void {
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    if (!isObject(data)) {
       throw new IdentityError('policy-data-invalid', 'setData takes a JSON object');
     }
     this.#writeData([], cloneJson(data, 'the data document'));

@@ -85,6 +85,17 @@ type OpaEval = (
 const utf8 = new TextDecoder('utf-8');
 const utf8Encoder = new TextEncoder();
 
+/**
+ * JSON text as an `ArrayBuffer` holding exactly its UTF-8 bytes: opa-wasm takes an `ArrayBuffer`
+ * (for input, data or a built-in's result) as pre-serialised JSON.
+ */
+export function jsonBuffer(text: string): ArrayBuffer {
+  const bytes = utf8Encoder.encode(text);
+  return bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (bytes.slice().buffer as ArrayBuffer);
+}
+
 interface OpaWasmModule {
   loadPolicySync(
     wasm: WasmModule,
@@ -325,10 +336,7 @@ export class PolicyInstance {
     const p = this.#policy;
     let rs: unknown;
     if (this.#opaEval === undefined) {
-      rs = p.evaluate(
-        input === undefined ? undefined : (utf8Encoder.encode(input).buffer as ArrayBuffer),
-        id,
-      );
+      rs = p.evaluate(input === undefined ? undefined : jsonBuffer(input), id);
     } else {
       const heap = p.dataHeapPtr;
       let inputAddr = 0;

@@ -99,6 +99,20 @@ describe('host built-ins', () => {
     expect(() => call('units.parse_bytes', '1e1234567')).toThrow(/exponent/);
   });
 
+  it('units.parse_bytes knows every decimal and binary unit', () => {
+    const prefixes = ['k', 'm', 'g', 't', 'p', 'e'];
+    expect(text(call('units.parse_bytes', '7'))).toBe('7');
+    prefixes.forEach((p, i) => {
+      const decimal = (1000n ** BigInt(i + 1)).toString();
+      const binary = (1024n ** BigInt(i + 1)).toString();
+      expect(text(call('units.parse_bytes', `1${p}b`))).toBe(decimal);
+      expect(text(call('units.parse_bytes', `1${p.toUpperCase()}`))).toBe(decimal);
+      expect(text(call('units.parse_bytes', `1${p}iB`))).toBe(binary);
+      expect(text(call('units.parse_bytes', `1${p}i`))).toBe(binary);
+    });
+    expect(() => call('units.parse_bytes', '1zb')).toThrow(/not recognized/);
+  });
+
   it('units.parse_bytes refuses results beyond 2^1100 (OPA has no bound)', () => {
     expect(scaleDecimal('1e330', 1n)).toBeDefined();
     expect(scaleDecimal('1e400', 1n)).toBeUndefined();
@@ -122,6 +136,7 @@ describe('host built-ins', () => {
 
   it('type errors are input errors, boolean checks are false', () => {
     expect(() => call('strings.any_prefix_match', 1, 'a')).toThrow(BuiltinInputError);
+    expect(() => call('strings.any_suffix_match', 'a', ['b', 2])).toThrow(BuiltinInputError);
     expect(() => call('semver.compare', '1.0.0', null)).toThrow(BuiltinInputError);
     expect(call('net.cidr_is_valid', 7)).toBe(false);
     expect(call('semver.is_valid', {})).toBe(false);
