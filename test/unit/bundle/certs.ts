@@ -2,6 +2,7 @@
 // loaded by the vitest setup file). The full PKI fixture factory lives in test/fixtures/.
 import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { toPem } from '../../fixtures/pki.js';
 
 x509.cryptoProvider.set(webcrypto as never);
 
@@ -102,9 +103,7 @@ export function derHeader(length: number): Buffer {
 
 /** PEM-encodes DER with the given label. */
 export function pem(der: Uint8Array, label = 'CERTIFICATE'): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  return toPem(label, der);
 }
 
 /** Returns the certificate with its EC public point moved off the curve (node:crypto cannot decode it). */

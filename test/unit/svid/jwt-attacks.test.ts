@@ -335,6 +335,15 @@ describe('JWT attack catalogue', () => {
     await expectIdentityRejection(validate(token), 'jwtsvid-duplicate-member');
   });
 
+  it('bounds payload nesting at 16 levels (the top object included)', async () => {
+    const nested = (levels: number) =>
+      `{"sub":"${SUB}","aud":"${AUD}","exp":${NOW_SEC + 300},"x":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}`;
+    const token = (levels: number) =>
+      signJwt({ header: { alg: 'ES256', kid: es.kid }, rawPayload: nested(levels), key: es.privateKey });
+    expect((await validate(token(16))).claims['x']).toBeDefined();
+    await expectIdentityRejection(validate(token(17)), 'jwtsvid-malformed');
+  });
+
   it('rejects a non-object payload ([1])', async () => {
     const token = signJwt({ header: { alg: 'ES256', kid: es.kid }, rawPayload: '[1]', key: es.privateKey });
     await expectIdentityRejection(validate(token), 'jwtsvid-malformed');
