@@ -203,3 +203,16 @@ export async function startExample(opts: ExampleOptions = {}): Promise<ExampleAp
     throw err;
   }
 }
+
+/**
+ * Whether TEG core and the registry last saw the current X509-SVIDs of their callers (the
+ * registry and the agent): after a rotation, true once new connections carry the new SVIDs.
+ */
+export function presentsCurrentSvids(app: ExampleApp): boolean {
+  return (
+    app.tegCore.peerSerials.get(app.ids.registry.toString()) ===
+      app.sources.registry.getX509Svid().leaf.serialNumber.toUpperCase() &&
+    app.registry.peerSerials.get(app.ids.agent.toString()) ===
+      app.sources.agent.getX509Svid().leaf.serialNumber.toUpperCase()
+  );
+}

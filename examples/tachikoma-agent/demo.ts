@@ -12,7 +12,7 @@ import { DevWorkloadServer } from '../../src/dev/index.js';
 import { type AuthResultEvent, channelNames } from '../../src/observability/index.js';
 import { parseJwtSvidInsecure } from '../../src/svid/index.js';
 import type { X509SvidRotation } from '../../src/workload/index.js';
-import { type ExampleApp, startExample } from './app.js';
+import { type ExampleApp, presentsCurrentSvids, startExample } from './app.js';
 import { requestJson } from './https-json.js';
 import { exampleIds, OTHER_AGENT_EMAIL, requiredIdentities } from './identities.js';
 import { POLICY_BUILDS } from './policies.js';
@@ -212,11 +212,6 @@ async function main(): Promise<number> {
       let rotated = false;
       let stop = false;
       const errors: string[] = [];
-      const newSerialsSeen = (): boolean =>
-        a.tegCore.peerSerials.get(ids.registry.toString()) ===
-          a.sources.registry.getX509Svid().leaf.serialNumber.toUpperCase() &&
-        a.registry.peerSerials.get(ids.agent.toString()) ===
-          a.sources.agent.getX509Svid().leaf.serialNumber.toUpperCase();
       const worker = async (): Promise<void> => {
         while (!stop) {
           try {
@@ -262,7 +257,7 @@ async function main(): Promise<number> {
         }
         rotated = true;
         const deadline = Date.now() + 10_000;
-        while ((afterRotation < 12 || !newSerialsSeen()) && Date.now() < deadline) {
+        while ((afterRotation < 12 || !presentsCurrentSvids(a)) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 20));
         }
       } finally {
@@ -270,7 +265,7 @@ async function main(): Promise<number> {
         await Promise.all(workers);
       }
       check(failures === 0, `${failures} of ${calls} calls failed: ${errors.slice(0, 3).join('; ')}`);
-      check(newSerialsSeen(), 'the services did not present their new SVIDs on new connections');
+      check(presentsCurrentSvids(a), 'the services did not present their new SVIDs on new connections');
       const after = a.sources.registry.getX509Svid().leaf.serialNumber;
       return [
         `rotated ${[...rotatedIds].length} identities; registry-backend serial ${before.registry.slice(0, 8)}… → ${after.slice(0, 8)}…`,

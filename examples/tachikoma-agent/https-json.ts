@@ -1,7 +1,9 @@
 /**
- * A small JSON-over-https client for the example: every call has a deadline and a bounded
- * response, and the TLS identity comes from the `MtlsAgent` (SPIFFE mTLS).
+ * JSON over https for the example. The client: every call has a deadline and a bounded response,
+ * and the TLS identity comes from the `MtlsAgent` (SPIFFE mTLS). The servers: {@link sendJson}
+ * and {@link readJsonBody} (bounded, with a deadline).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import type { MtlsAgent } from '../../src/http/index.js';
 
@@ -68,5 +70,58 @@ export function requestJson(
     );
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+/** Answers with a JSON body (never cached), plus any extra `headers`. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.setHeader('cache-control', 'no-store');
+  res.end(text);
+}
+
+/** The largest request body {@link readJsonBody} accepts by default, in bytes. */
+const MAX_REQUEST_BYTES = 4096;
+
+/**
+ * Reads and parses a JSON request body (an empty body is `{}`). Rejects when it is larger than
+ * `max` bytes, not JSON, or not complete within 10 s.
+ */
+export function readJsonBody(req: IncomingMessage, max = MAX_REQUEST_BYTES): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => reject(new Error('body timeout')), 10_000);
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        clearTimeout(timer);
+        req.resume();
+        reject(new Error('body too large'));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
+      } catch {
+        reject(new Error('body is not JSON'));
+      }
+    });
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }

@@ -24,7 +24,7 @@ import { type JwtSvidFetcher, TokenBridge, tokenBridgeFailure } from '../../src/
 import type { Auditor, Logger } from '../../src/observability/index.js';
 import { describeTachikomaId, matchPathPrefix, type SpiffeId } from '../../src/spiffeid/index.js';
 import { authorizeId, authorizeMatcher, type X509SvidSource } from '../../src/tls/index.js';
-import { type JsonResponse, requestJson } from './https-json.js';
+import { type JsonResponse, readJsonBody, requestJson, sendJson } from './https-json.js';
 import type { ExampleIds } from './identities.js';
 
 /** Options of {@link startRegistry}. */
@@ -58,45 +58,6 @@ export interface Registry {
    */
   callTegCore(path: string, token: string | undefined): Promise<JsonResponse>;
   close(): Promise<void>;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(text));
-  res.setHeader('cache-control', 'no-store');
-  res.end(text);
-}
-
-function readBody(req: IncomingMessage, max = 4096): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => reject(new Error('body timeout')), 10_000);
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        clearTimeout(timer);
-        req.resume();
-        reject(new Error('body too large'));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
-      } catch {
-        reject(new Error('body is not JSON'));
-      }
-    });
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
 }
 
 /** Starts the registry backend on SPIFFE mTLS. */
@@ -152,13 +113,13 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     }
     const m = /^\/api\/v1\/agents\/([A-Za-z0-9._-]+)$/.exec(path);
     if (m === null || (method !== 'GET' && method !== 'PUT')) {
-      send(res, 404, { error: 'not found' });
+      sendJson(res, 404, { error: 'not found' });
       return;
     }
     const me = describeTachikomaId(peer);
     const id = m[1] === 'me' ? (me?.kind === 'agent' ? me.agentId : undefined) : m[1]!;
     if (id === undefined) {
-      send(res, 400, { error: 'bad request', reason: 'the caller is not an agent' });
+      sendJson(res, 400, { error: 'bad request', reason: 'the caller is not an agent' });
       return;
     }
     let token: string;
@@ -167,15 +128,15 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     } catch (err) {
       const e = err instanceof IdentityError ? err : new IdentityError('auth-token-unavailable', String(err));
       const f = tokenBridgeFailure(e);
-      send(res, f.status, { error: f.error, reason: e.code });
+      sendJson(res, f.status, { error: f.error, reason: e.code });
       return;
     }
     let body: unknown;
     if (method === 'PUT') {
       try {
-        body = await readBody(req);
+        body = await readJsonBody(req);
       } catch (err) {
-        send(res, 400, { error: 'bad request', reason: (err as Error).message });
+        sendJson(res, 400, { error: 'bad request', reason: (err as Error).message });
         return;
       }
     }
@@ -183,10 +144,10 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     try {
       answer = await callTegCore(`/agents/${id}`, token, method, body);
     } catch (err) {
-      send(res, 502, { error: 'bad gateway', reason: `teg-core: ${(err as Error).message}` });
+      sendJson(res, 502, { error: 'bad gateway', reason: `teg-core: ${(err as Error).message}` });
       return;
     }
-    send(res, answer.status, { via: service, teg_core: answer.body });
+    sendJson(res, answer.status, { via: service, teg_core: answer.body });
   };
 
   const server = createMtlsServer(
@@ -194,7 +155,8 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     authorizeMatcher(matchPathPrefix(ids.trustDomain, '/agent'), `agents of ${ids.trustDomain.name}`),
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) send(res, 500, { error: 'internal error', reason: (err as Error)?.message });
+        if (!res.headersSent)
+          sendJson(res, 500, { error: 'internal error', reason: (err as Error)?.message });
         else res.destroy();
       });
     },

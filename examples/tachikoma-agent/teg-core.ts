@@ -28,6 +28,7 @@ import {
 } from '../../src/policy/index.js';
 import { segmentToEmail } from '../../src/spiffeid/index.js';
 import { authorizeMemberOf, type X509SvidSource } from '../../src/tls/index.js';
+import { readJsonBody, sendJson } from './https-json.js';
 import type { ExampleIds } from './identities.js';
 import type { ExampleEngines } from './policies.js';
 
@@ -70,47 +71,6 @@ const SG_ALLOW = 'tachikoma/service_graph/allow';
 const SG_REASON = 'tachikoma/service_graph/reason';
 const ASA_ALLOW = 'tachikoma/agent_self_access/allow';
 const ASA_REASON = 'tachikoma/agent_self_access/reason';
-const MAX_BODY = 4096;
-
-function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(text));
-  res.setHeader('cache-control', 'no-store');
-  res.end(text);
-}
-
-function readBody(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => reject(new Error('body timeout')), 10_000);
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        clearTimeout(timer);
-        reject(new Error('body too large'));
-        req.resume();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
-      } catch {
-        reject(new Error('body is not JSON'));
-      }
-    });
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
 
 /** Starts TEG core on SPIFFE mTLS. */
 export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
@@ -159,7 +119,7 @@ export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
             : `${policy}: ${outcome.error.code}`,
     });
     if (refusal === undefined) return true;
-    send(res, refusal.status, { ...refusal.body, policy });
+    sendJson(res, refusal.status, { ...refusal.body, policy });
     return false;
   };
 
@@ -171,7 +131,7 @@ export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
     // 1. The mTLS peer: verified by the server before the request was parsed.
     const peer = getRequestSpiffeId(req);
     if (peer === undefined) {
-      send(res, 401, { error: 'unauthenticated' });
+      sendJson(res, 401, { error: 'unauthenticated' });
       return;
     }
     const serial = (req.socket as TLSSocket).getPeerCertificate?.()?.serialNumber;
@@ -258,7 +218,7 @@ export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
         durationMs: performance.now() - started,
         reason: `rate-tiers: ${reason}`,
       });
-      send(
+      sendJson(
         res,
         429,
         { error: 'rate_limited', reason, policy: 'rate-tiers', tier, limit },
@@ -294,20 +254,20 @@ export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
     if (method === 'PUT') {
       let body: unknown;
       try {
-        body = await readBody(req);
+        body = await readJsonBody(req);
       } catch (err) {
-        send(res, 400, { error: 'bad request', reason: (err as Error).message });
+        sendJson(res, 400, { error: 'bad request', reason: (err as Error).message });
         return;
       }
       const profile = (body as { profile?: unknown }).profile;
       if (typeof profile !== 'object' || profile === null || Array.isArray(profile)) {
-        send(res, 400, { error: 'bad request', reason: 'the body must be { "profile": { ... } }' });
+        sendJson(res, 400, { error: 'bad request', reason: 'the body must be { "profile": { ... } }' });
         return;
       }
       record.profile = profile as Record<string, unknown>;
       record.updated_at = new Date().toISOString();
     }
-    send(res, 200, {
+    sendJson(res, 200, {
       record,
       served_by: target,
       caller: { service: peer.toString(), agent: subject },
@@ -320,22 +280,21 @@ export async function startTegCore(opts: TegCoreOptions): Promise<TegCore> {
     authorizeMemberOf(ids.trustDomain),
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) send(res, 500, { error: 'internal error', reason: (err as Error)?.message });
+        if (!res.headersSent)
+          sendJson(res, 500, { error: 'internal error', reason: (err as Error)?.message });
         else res.destroy();
       });
     },
     {
-      onPeerRejected: (error, socket) => {
+      onPeerRejected: (error) => {
         auditor.result({
           mechanism: 'mtls',
           service,
           result: 'failure',
           status: error.code === 'tls-peer-unauthorized' ? 403 : 401,
-          spiffeId: undefined,
           durationMs: 0,
           reason: error.code,
         });
-        void socket;
       },
     },
   );

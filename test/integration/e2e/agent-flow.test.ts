@@ -7,13 +7,17 @@
 // Workload API connection serves all of them and each service selects its own. X509-SVID TTL 30 s
 // (SPIRE rotates about every 10 s); erin's JWT-SVID TTL 5 s (the expiry case).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExampleApp, startExample } from '../../../examples/tachikoma-agent/app.js';
+import {
+  type ExampleApp,
+  presentsCurrentSvids,
+  startExample,
+} from '../../../examples/tachikoma-agent/app.js';
 import { requestJson } from '../../../examples/tachikoma-agent/https-json.js';
 import { exampleIds, requiredIdentities } from '../../../examples/tachikoma-agent/identities.js';
 import type { IdentityHealthReport } from '../../../src/health/index.js';
 import { parseJwtSvidInsecure } from '../../../src/svid/index.js';
 import { useSpire } from '../../rig/index.js';
-import { captureAudit } from '../../unit/e2e/helpers.js';
+import { captureAudit, startLoad } from '../../unit/e2e/helpers.js';
 import { scrape, seriesValue } from '../../unit/e2e/prometheus.js';
 
 const TD = 'agent-flow.test';
@@ -164,43 +168,20 @@ describe('the agent flow on real SPIRE', () => {
       rotated.add(r.spiffeId);
     };
     app.sources.registry.on('rotated', onRotated);
-    let stop = false;
-    let calls = 0;
-    const failures: string[] = [];
-    const worker = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          const r = await app.agent.getRecord('me');
-          if (r.status !== 200) failures.push(`${r.status} ${JSON.stringify(r.body)}`);
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-        calls++;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    const workers = [worker(), worker()];
+    const load = startLoad(() => app.agent.getRecord('me'), 2, 20);
     try {
       const wanted = [ids.registry, ids.tegCore, ids.agent].map(String);
       await eventually(
         'SPIRE rotated registry-backend, teg-core and the agent, and new connections use the new SVIDs',
-        async () =>
-          wanted.every((w) => rotated.has(w)) &&
-          app.tegCore.peerSerials.get(ids.registry.toString()) ===
-            app.sources.registry.getX509Svid().leaf.serialNumber.toUpperCase() &&
-          app.registry.peerSerials.get(ALICE) ===
-            app.sources.agent.getX509Svid().leaf.serialNumber.toUpperCase()
-            ? true
-            : undefined,
+        async () => (wanted.every((w) => rotated.has(w)) && presentsCurrentSvids(app) ? true : undefined),
         45_000,
       );
     } finally {
-      stop = true;
-      await Promise.all(workers);
+      await load.stop();
       app.sources.registry.off('rotated', onRotated);
     }
-    expect(failures).toEqual([]);
-    expect(calls).toBeGreaterThan(10);
+    expect(load.failures).toEqual([]);
+    expect(load.calls).toBeGreaterThan(10);
   });
 
   it('/metrics holds the values of the flow above', async () => {

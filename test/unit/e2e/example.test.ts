@@ -3,14 +3,18 @@
 // the metric values /metrics serves. (The same flow against real SPIRE:
 // test/integration/e2e/agent-flow.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExampleApp, startExample } from '../../../examples/tachikoma-agent/app.js';
+import {
+  type ExampleApp,
+  presentsCurrentSvids,
+  startExample,
+} from '../../../examples/tachikoma-agent/app.js';
 import { requestJson } from '../../../examples/tachikoma-agent/https-json.js';
 import { exampleIds, requiredIdentities } from '../../../examples/tachikoma-agent/identities.js';
 import { DevWorkloadServer } from '../../../src/dev/index.js';
 import { MtlsAgent } from '../../../src/http/index.js';
 import { parseJwtSvidInsecure } from '../../../src/svid/index.js';
 import { authorizeId } from '../../../src/tls/index.js';
-import { captureAudit } from './helpers.js';
+import { captureAudit, startLoad } from './helpers.js';
 import { scrape, seriesValue } from './prometheus.js';
 
 const TD = 'example.test';
@@ -247,41 +251,20 @@ describe('the Tachikoma agent example (dev Workload API)', () => {
       rotated.add(r.spiffeId);
     };
     app.sources.registry.on('rotated', onRotated);
-    let stop = false;
-    let calls = 0;
-    const failures: string[] = [];
-    const worker = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          const r = await app.agent.getRecord('me');
-          calls++;
-          if (r.status !== 200) failures.push(String(r.status));
-        } catch (err) {
-          calls++;
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    const workers = [worker(), worker(), worker()];
+    const load = startLoad(() => app.agent.getRecord('me'), 3);
     try {
-      while (calls < 6) await new Promise((r) => setImmediate(r));
+      while (load.calls < 6) await new Promise((r) => setImmediate(r));
       dev.rotateX509Svids();
       const deadline = Date.now() + 15_000;
-      const seesNew = () =>
-        rotated.size === 4 &&
-        app.tegCore.peerSerials.get(ids.registry.toString()) ===
-          app.sources.registry.getX509Svid().leaf.serialNumber.toUpperCase() &&
-        app.registry.peerSerials.get(ALICE) ===
-          app.sources.agent.getX509Svid().leaf.serialNumber.toUpperCase();
+      const seesNew = () => rotated.size === 4 && presentsCurrentSvids(app);
       while (!seesNew() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(seesNew()).toBe(true);
     } finally {
-      stop = true;
-      await Promise.all(workers);
+      await load.stop();
       app.sources.registry.off('rotated', onRotated);
     }
-    expect(failures).toEqual([]);
-    expect(calls).toBeGreaterThan(6);
+    expect(load.failures).toEqual([]);
+    expect(load.calls).toBeGreaterThan(6);
     const s = await scrape(app.opsUrl);
     expect(seriesValue(s, 'identity_svid_rotations_total', { workload_type: 'service' })).toBe(3);
     expect(seriesValue(s, 'identity_svid_rotations_total', { workload_type: 'agent' })).toBe(1);

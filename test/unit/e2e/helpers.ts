@@ -155,3 +155,47 @@ export function rawRequest(
     req.end(opts.body);
   });
 }
+
+/** Concurrent calls started by {@link startLoad}. */
+export interface Load {
+  /** Calls answered so far (any status) or failed. */
+  readonly calls: number;
+  /** Non-200 answers (`<status> <body>`) and errors. */
+  readonly failures: string[];
+  /** Stops the loops and waits for the calls in flight. */
+  stop(): Promise<void>;
+}
+
+/** Runs `workers` loops calling `call` back to back (with `pauseMs` between calls) until `stop()`. */
+export function startLoad(
+  call: () => Promise<{ status: number; body: unknown }>,
+  workers: number,
+  pauseMs = 0,
+): Load {
+  let stopped = false;
+  let calls = 0;
+  const failures: string[] = [];
+  const worker = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        const r = await call();
+        if (r.status !== 200) failures.push(`${r.status} ${JSON.stringify(r.body)}`);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+      calls++;
+      if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  };
+  const running = Array.from({ length: workers }, () => worker());
+  return {
+    get calls() {
+      return calls;
+    },
+    failures,
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+    },
+  };
+}
