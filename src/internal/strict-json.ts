@@ -12,7 +12,7 @@
  *
  * Objects are created without a prototype, so a `__proto__` member is an ordinary own member.
  * Every failure is an `IdentityError` whose code is `<codePrefix>-json-syntax`,
- * `<codePrefix>-json-duplicate-member` or `<codePrefix>-json-too-deep`, unless `codes` replaces it.
+ * `<codePrefix>-json-duplicate-member` or `<codePrefix>-json-too-deep`.
  *
  * @internal
  * @packageDocumentation
@@ -49,17 +49,6 @@ export interface StrictJsonOptions {
   codePrefix: string;
   /** Deepest allowed nesting of arrays and objects (default 32). */
   maxDepth?: number | undefined;
-  /** Codes that replace the prefixed defaults, for callers with an established code set. */
-  codes?: StrictJsonCodes | undefined;
-  /** Names the document at the start of error messages, e.g. `payload`. */
-  what?: string | undefined;
-}
-
-/** Error codes of {@link parseStrictJson}, each defaulting to `<codePrefix>-json-<kind>`. */
-export interface StrictJsonCodes {
-  syntax?: string | undefined;
-  duplicateMember?: string | undefined;
-  tooDeep?: string | undefined;
 }
 
 /** Tells whether `v` is a parsed JSON object (not an array, not null). */
@@ -84,20 +73,13 @@ const NUMBER_RE = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 class Parser {
   readonly #s: string;
-  readonly #syntax: string;
-  readonly #duplicateMember: string;
-  readonly #tooDeep: string;
-  readonly #what: string;
+  readonly #prefix: string;
   readonly #maxDepth: number;
   #i = 0;
 
   constructor(s: string, options: StrictJsonOptions) {
-    const { codePrefix, codes } = options;
     this.#s = s;
-    this.#syntax = codes?.syntax ?? `${codePrefix}-json-syntax`;
-    this.#duplicateMember = codes?.duplicateMember ?? `${codePrefix}-json-duplicate-member`;
-    this.#tooDeep = codes?.tooDeep ?? `${codePrefix}-json-too-deep`;
-    this.#what = options.what === undefined ? '' : `${options.what}: `;
+    this.#prefix = options.codePrefix;
     this.#maxDepth = options.maxDepth ?? 32;
   }
 
@@ -110,7 +92,7 @@ class Parser {
   }
 
   #fail(what: string): never {
-    throw new IdentityError(this.#syntax, `${this.#what}invalid JSON at offset ${this.#i}: ${what}`, {
+    throw new IdentityError(`${this.#prefix}-json-syntax`, `invalid JSON at offset ${this.#i}: ${what}`, {
       details: { offset: this.#i },
     });
   }
@@ -149,8 +131,8 @@ class Parser {
   #enter(depth: number): void {
     if (depth > this.#maxDepth) {
       throw new IdentityError(
-        this.#tooDeep,
-        `${this.#what}JSON nesting deeper than ${this.#maxDepth} levels at offset ${this.#i}`,
+        `${this.#prefix}-json-too-deep`,
+        `JSON nesting deeper than ${this.#maxDepth} levels at offset ${this.#i}`,
       );
     }
   }
@@ -170,8 +152,8 @@ class Parser {
       const name = this.#string();
       if (Object.hasOwn(obj, name)) {
         throw new IdentityError(
-          this.#duplicateMember,
-          `${this.#what}duplicate JSON member name ${JSON.stringify(name.slice(0, 64))} at offset ${nameAt}: repeated names are ambiguous and rejected`,
+          `${this.#prefix}-json-duplicate-member`,
+          `duplicate JSON member name ${JSON.stringify(name.slice(0, 64))} at offset ${nameAt}: repeated names are ambiguous and rejected`,
           { details: { offset: nameAt } },
         );
       }

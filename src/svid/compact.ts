@@ -3,7 +3,7 @@
 // Internal to the svid folder.
 
 import { IdentityError } from '../errors/index.js';
-import { isJsonObject, parseStrictJson, toPlainJson } from '../internal/strict-json.js';
+import { quote } from './options.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -39,6 +39,66 @@ export function decodeBase64url(s: string, part: string): Buffer {
 }
 
 /**
+ * Throws when a JSON object anywhere in `text` repeats a member name (after unescaping), or
+ * when nesting exceeds `maxDepth`. `text` must already be valid JSON.
+ */
+function checkMembers(text: string, maxDepth: number, part: string): void {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      stack.push(c === 0x7b ? new Set() : null);
+      if (stack.length > maxDepth) {
+        throw new IdentityError('jwtsvid-malformed', `${part} JSON nests deeper than ${maxDepth} levels`, {
+          details: { part },
+        });
+      }
+      expectKey = c === 0x7b;
+      i++;
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+      expectKey = false;
+      i++;
+    } else if (c === 0x2c) {
+      expectKey = stack[stack.length - 1] instanceof Set;
+      i++;
+    } else if (c === 0x22) {
+      let j = i + 1;
+      let escaped = false;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) {
+          escaped = true;
+          j += 2;
+        } else if (d === 0x22) {
+          break;
+        } else {
+          j++;
+        }
+      }
+      if (expectKey) {
+        const raw = text.slice(i, j + 1);
+        const name: string = escaped ? JSON.parse(raw) : raw.slice(1, -1);
+        const members = stack[stack.length - 1] as Set<string>;
+        if (members.has(name)) {
+          throw new IdentityError('jwtsvid-duplicate-member', `${part} repeats the member ${quote(name)}`, {
+            details: { part, member: name.slice(0, 64) },
+          });
+        }
+        members.add(name);
+        expectKey = false;
+      }
+      i = j + 1;
+    } else {
+      i++;
+    }
+  }
+}
+
+/**
  * Decodes a base64url JOSE part into a JSON object: strict base64url, strict UTF-8 (no BOM, no
  * replacement), valid JSON, an object at the top, no repeated member names, bounded nesting.
  */
@@ -53,21 +113,20 @@ export function decodeJsonObject(encoded: string, part: string, maxDepth: number
       details: { part },
     });
   }
-  // One strict pass: JSON.parse would silently keep the last of two repeated member names.
-  const value = parseStrictJson(text, {
-    codePrefix: 'jwtsvid',
-    codes: {
-      syntax: 'jwtsvid-malformed',
-      duplicateMember: 'jwtsvid-duplicate-member',
-      tooDeep: 'jwtsvid-malformed',
-    },
-    maxDepth,
-    what: part,
-  });
-  if (!isJsonObject(value)) {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new IdentityError('jwtsvid-malformed', `${part} is not valid JSON`, {
+      cause: err,
+      details: { part },
+    });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new IdentityError('jwtsvid-malformed', `${part} is not a JSON object`, { details: { part } });
   }
-  return toPlainJson(value) as Record<string, unknown>;
+  checkMembers(text, maxDepth, part);
+  return value as Record<string, unknown>;
 }
 
 /** Freezes a parsed JSON value and everything inside it. */
